@@ -1,0 +1,11 @@
+DROP TABLE authorization_units;
+DROP TABLE authorization_clients;
+DROP TABLE authorizations;
+DROP TABLE role_rights;
+DROP TABLE roles;
+DROP TRIGGER otp_cards_at_most_two ON otp_cards;
+DROP FUNCTION otp_cards_at_most_two();
+DROP TABLE otp_cards;
+DROP TABLE users;
+DROP TABLE units;
+DROP TABLE clients;

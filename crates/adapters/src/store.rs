@@ -1,0 +1,346 @@
+//! The domain's repository and permission-checker ports on PostgreSQL.
+//!
+//! One challenge costs three statements, each its own implicit transaction on a pooled
+//! connection: the caller's grants, the target (client, user, unit path, most recent card)
+//! and the conditional challenge write. No transaction spans them: the write is a
+//! compare-and-set on the card's version, which is what the domain's concurrency contract
+//! asks for.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, Bool, Int2, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use idm_otp_domain::{
+    Caller, CallerGrants, CardVersion, ChallengeRepository, ClientExtId, ClientId, ClientRecord,
+    CredentialExtId, CredentialId, CredentialState, DataRoom, Grant, GridSize, OtpCard,
+    OtpCredential, OtpPolicy, PendingChallenge, PermissionChecker, PortError, Right, StoreOutcome,
+    TargetLookup, TargetScope, UnitId, UserExtId, UserRecord, ValidityPeriod,
+};
+use uuid::Uuid;
+
+use crate::pool::{PgPool, run_blocking};
+use crate::schema::otp_cards;
+
+/// The PostgreSQL implementation of [`ChallengeRepository`] and [`PermissionChecker`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// A store on this pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, for health checks and metrics.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+const GRANTS_SQL: &str = "\
+SELECT a.all_clients, a.all_units,
+       ARRAY(SELECT ac.client_id FROM authorization_clients ac WHERE ac.authorization_id = a.id) AS clients,
+       ARRAY(SELECT au.unit_id FROM authorization_units au WHERE au.authorization_id = a.id) AS units
+FROM clients c
+JOIN users u ON u.client_id = c.id AND u.ext_id = $2
+LEFT JOIN (authorizations a JOIN role_rights r ON r.role_id = a.role_id AND r.right_name = $3)
+       ON a.user_id = u.id
+WHERE c.ext_id = $1";
+
+#[derive(QueryableByName)]
+struct GrantRow {
+    #[diesel(sql_type = Nullable<Bool>)]
+    all_clients: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    all_units: Option<bool>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    clients: Vec<Uuid>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    units: Vec<Uuid>,
+}
+
+const TARGET_SQL: &str = "\
+SELECT c.id AS client_id, c.name AS client_name, c.coordinate_card_format,
+       c.challenge_lifetime_seconds, c.low_on_challenges_threshold,
+       u.id AS user_id, un.path AS unit_path,
+       k.id AS card_id, k.ext_id AS card_ext_id, k.state, k.valid_from, k.valid_to,
+       k.grid_rows, k.grid_columns, k.used_cells, k.challenge_cell, k.challenge_issued_at,
+       k.version
+FROM clients c
+LEFT JOIN users u ON u.client_id = c.id AND u.ext_id = $2
+LEFT JOIN units un ON un.id = u.unit_id
+LEFT JOIN LATERAL (
+    SELECT * FROM otp_cards k
+    WHERE k.user_id = u.id AND k.state <> 'archived'
+    ORDER BY k.created_at DESC, k.seq DESC
+    LIMIT 1
+) k ON true
+WHERE c.ext_id = $1";
+
+#[derive(QueryableByName)]
+struct TargetRow {
+    #[diesel(sql_type = SqlUuid)]
+    client_id: Uuid,
+    #[diesel(sql_type = Text)]
+    client_name: String,
+    #[diesel(sql_type = Bool)]
+    coordinate_card_format: bool,
+    #[diesel(sql_type = Int4)]
+    challenge_lifetime_seconds: i32,
+    #[diesel(sql_type = Int4)]
+    low_on_challenges_threshold: i32,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    user_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Array<SqlUuid>>)]
+    unit_path: Option<Vec<Uuid>>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    card_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    card_ext_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    state: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    valid_from: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    valid_to: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Int2>)]
+    grid_rows: Option<i16>,
+    #[diesel(sql_type = Nullable<Int2>)]
+    grid_columns: Option<i16>,
+    #[diesel(sql_type = Nullable<Array<Int2>>)]
+    used_cells: Option<Vec<i16>>,
+    #[diesel(sql_type = Nullable<Int2>)]
+    challenge_cell: Option<i16>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    challenge_issued_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Int8>)]
+    version: Option<i64>,
+}
+
+/// A stored row that breaks a rule the database should have enforced.
+#[derive(Debug, thiserror::Error)]
+#[error("inconsistent row in {table}: {problem}")]
+struct CorruptRow {
+    table: &'static str,
+    problem: String,
+}
+
+fn corrupt(table: &'static str, problem: impl ToString) -> PortError {
+    PortError::failed(CorruptRow {
+        table,
+        problem: problem.to_string(),
+    })
+}
+
+impl TargetRow {
+    fn into_lookup(
+        self,
+        client_ext: &ClientExtId,
+        user_ext: &UserExtId,
+    ) -> Result<TargetLookup, PortError> {
+        let client = ClientRecord {
+            id: ClientId(self.client_id),
+            ext_id: client_ext.clone(),
+            name: self.client_name,
+            policy: policy(
+                self.coordinate_card_format,
+                self.challenge_lifetime_seconds,
+                self.low_on_challenges_threshold,
+            ),
+        };
+        let Some(_user_id) = self.user_id else {
+            return Ok(TargetLookup::UserNotFound { client });
+        };
+        let user = UserRecord {
+            ext_id: user_ext.clone(),
+            scope: TargetScope {
+                client: client.id,
+                unit_path: self
+                    .unit_path
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(UnitId)
+                    .collect(),
+            },
+        };
+        let credential = match self.card_id {
+            None => None,
+            Some(id) => Some(card_from_columns(CardColumns {
+                id,
+                ext_id: self.card_ext_id,
+                state: self.state,
+                valid_from: self.valid_from,
+                valid_to: self.valid_to,
+                grid_rows: self.grid_rows,
+                grid_columns: self.grid_columns,
+                used_cells: self.used_cells,
+                challenge_cell: self.challenge_cell,
+                challenge_issued_at: self.challenge_issued_at,
+                version: self.version,
+            })?),
+        };
+        Ok(TargetLookup::Found {
+            client,
+            user,
+            credential,
+        })
+    }
+}
+
+fn policy(coordinate: bool, lifetime_seconds: i32, low_threshold: i32) -> OtpPolicy {
+    let mut policy = OtpPolicy::default();
+    policy.coordinate_card_format = coordinate;
+    policy.challenge_lifetime = Duration::from_secs(u64::try_from(lifetime_seconds).unwrap_or(0));
+    policy.low_on_challenges_threshold = u16::try_from(low_threshold).unwrap_or(u16::MAX);
+    policy
+}
+
+struct CardColumns {
+    id: Uuid,
+    ext_id: Option<String>,
+    state: Option<String>,
+    valid_from: Option<DateTime<Utc>>,
+    valid_to: Option<DateTime<Utc>>,
+    grid_rows: Option<i16>,
+    grid_columns: Option<i16>,
+    used_cells: Option<Vec<i16>>,
+    challenge_cell: Option<i16>,
+    challenge_issued_at: Option<DateTime<Utc>>,
+    version: Option<i64>,
+}
+
+fn card_from_columns(c: CardColumns) -> Result<OtpCredential, PortError> {
+    const T: &str = "otp_cards";
+    let missing = |column: &str| corrupt(T, format!("{column} is null"));
+    let ext_id = CredentialExtId::parse(c.ext_id.ok_or_else(|| missing("ext_id"))?)
+        .map_err(|e| corrupt(T, e))?;
+    let state: CredentialState = c
+        .state
+        .ok_or_else(|| missing("state"))?
+        .parse()
+        .map_err(|e| corrupt(T, e))?;
+    let validity = ValidityPeriod::new(c.valid_from, c.valid_to).map_err(|e| corrupt(T, e))?;
+    let rows = c.grid_rows.ok_or_else(|| missing("grid_rows"))?;
+    let columns = c.grid_columns.ok_or_else(|| missing("grid_columns"))?;
+    let grid = GridSize::new(to_u32(rows), to_u32(columns)).map_err(|e| corrupt(T, e))?;
+    let used = c.used_cells.unwrap_or_default();
+    let card = OtpCard::new(grid, used.into_iter().map(to_u32)).map_err(|e| corrupt(T, e))?;
+    let pending = match (c.challenge_cell, c.challenge_issued_at) {
+        (Some(cell), Some(issued_at)) => Some(PendingChallenge {
+            cell: grid.cell(to_u32(cell)).map_err(|e| corrupt(T, e))?,
+            issued_at,
+        }),
+        _ => None,
+    };
+    Ok(OtpCredential {
+        id: CredentialId(c.id),
+        ext_id,
+        state,
+        validity,
+        card,
+        pending,
+        version: CardVersion(c.version.ok_or_else(|| missing("version"))?),
+    })
+}
+
+/// Negative values (which the schema forbids) become out-of-range values the domain refuses.
+fn to_u32(value: i16) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+#[async_trait]
+impl ChallengeRepository for PgStore {
+    async fn load_target(
+        &self,
+        client: &ClientExtId,
+        user: &UserExtId,
+    ) -> Result<TargetLookup, PortError> {
+        let (client_param, user_param) = (client.as_str().to_owned(), user.as_str().to_owned());
+        let row = run_blocking(&self.pool, move |conn| {
+            diesel::sql_query(TARGET_SQL)
+                .bind::<Text, _>(client_param)
+                .bind::<Text, _>(user_param)
+                .get_result::<TargetRow>(conn)
+                .optional()
+        })
+        .await?;
+        match row {
+            None => Ok(TargetLookup::ClientNotFound),
+            Some(row) => row.into_lookup(client, user),
+        }
+    }
+
+    async fn store_challenge(
+        &self,
+        credential: CredentialId,
+        expected: CardVersion,
+        challenge: PendingChallenge,
+    ) -> Result<StoreOutcome, PortError> {
+        let cell = i16::try_from(challenge.cell.get()).map_err(PortError::failed)?;
+        let updated = run_blocking(&self.pool, move |conn| {
+            diesel::update(
+                otp_cards::table
+                    .filter(otp_cards::id.eq(credential.0))
+                    .filter(otp_cards::version.eq(expected.0)),
+            )
+            .set((
+                otp_cards::challenge_cell.eq(Some(cell)),
+                otp_cards::challenge_issued_at.eq(Some(challenge.issued_at)),
+                otp_cards::version.eq(otp_cards::version + 1),
+            ))
+            .execute(conn)
+        })
+        .await?;
+        Ok(if updated == 1 {
+            StoreOutcome::Stored
+        } else {
+            StoreOutcome::Conflict
+        })
+    }
+}
+
+#[async_trait]
+impl PermissionChecker for PgStore {
+    async fn grants(&self, caller: &Caller, right: Right) -> Result<CallerGrants, PortError> {
+        let (client, user) = (
+            caller.client.as_str().to_owned(),
+            caller.user.as_str().to_owned(),
+        );
+        let rows = run_blocking(&self.pool, move |conn| {
+            diesel::sql_query(GRANTS_SQL)
+                .bind::<Text, _>(client)
+                .bind::<Text, _>(user)
+                .bind::<Text, _>(right.as_str())
+                .load::<GrantRow>(conn)
+        })
+        .await?;
+        if rows.is_empty() {
+            return Ok(CallerGrants::UnknownCaller);
+        }
+        let grants = rows
+            .into_iter()
+            .filter_map(|row| {
+                let (all_clients, all_units) = (row.all_clients?, row.all_units?);
+                Some(Grant {
+                    clients: room(all_clients, row.clients, ClientId),
+                    units: room(all_units, row.units, UnitId),
+                })
+            })
+            .collect();
+        Ok(CallerGrants::Known(grants))
+    }
+}
+
+fn room<T>(global: bool, members: Vec<Uuid>, wrap: fn(Uuid) -> T) -> DataRoom<T> {
+    if global {
+        DataRoom::Global
+    } else {
+        DataRoom::Only(members.into_iter().map(wrap).collect())
+    }
+}
