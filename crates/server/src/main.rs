@@ -1,1 +1,5 @@
-fn main() {}
+//! The `idm-otp` binary.
+
+fn main() -> std::process::ExitCode {
+    idm_otp_server::cli::main()
+}

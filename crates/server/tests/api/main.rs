@@ -1,0 +1,13 @@
+//! HTTP tests: the real server on port 0 against a real PostgreSQL, one database per test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod authentication;
+mod challenge;
+mod protocol;
+mod support;
