@@ -46,7 +46,7 @@ ensure_installed() {
 # As root, the server must run as the 'postgres' OS user, and its folder must be reachable
 # by that user: a checkout under /root is not, so fall back to a folder under /tmp.
 as_owner() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 choose_state_dir() {

@@ -382,3 +382,25 @@ fn unavailable_storage_maps_to_the_unavailable_category() {
     *s.repository.fail_with.lock().unwrap() = Some(|| PortError::failed("syntax error"));
     assert_eq!(run(&s).unwrap_err().category(), ErrorCategory::Internal);
 }
+
+#[test]
+fn endless_contention_gives_up_as_unavailable_without_storing() {
+    let s = Scenario::new();
+    s.add_card("card-1", CredentialState::Active, 1);
+    // Every store loses: some other writer bumps the version each time.
+    let repository = std::sync::Arc::clone(&s.repository);
+    fn always_race(repository: std::sync::Arc<crate::testing::MemoryRepository>) {
+        let again = std::sync::Arc::clone(&repository);
+        repository.race_on_store(Box::new(move |_| {
+            always_race(std::sync::Arc::clone(&again))
+        }));
+    }
+    always_race(repository);
+    let err = run(&s).unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::Unavailable);
+    assert_eq!(s.repository.stores.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        s.repository.loads.load(Ordering::SeqCst),
+        crate::service::MAX_STORE_ATTEMPTS
+    );
+}

@@ -163,7 +163,8 @@ impl ChallengeRepository for MemoryRepository {
         else {
             return Ok(StoreOutcome::Conflict);
         };
-        if let Some(hook) = self.race.lock().unwrap().take() {
+        let hook = self.race.lock().unwrap().take();
+        if let Some(hook) = hook {
             hook(&mut card.credential);
             card.credential.version.0 += 1;
         }

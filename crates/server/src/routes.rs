@@ -182,16 +182,11 @@ pub async fn generate_challenge(
             tracing::info!(request_id, reason = %reason, "authentication failed");
             ApiError::from(reason)
         })?;
-    let result = parse_target(&req)
-        .await
-        .map(|(client, user)| ChallengeRequest {
-            caller,
-            client,
-            user,
-        });
-    let request = match result {
-        Ok(request) => request,
-        Err(err) => return Err(err),
+    let (client, user) = parse_target(&req).await?;
+    let request = ChallengeRequest {
+        caller,
+        client,
+        user,
     };
     let outcome = state.service.generate_challenge(&request).await;
     audit::record(&request_id, &request, &outcome);

@@ -10,4 +10,5 @@
 mod authentication;
 mod challenge;
 mod protocol;
+mod shutdown;
 mod support;
