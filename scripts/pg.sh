@@ -4,6 +4,7 @@
 #   scripts/pg.sh url   [NAME]   start NAME's cluster if needed, print its DATABASE_URL
 #   scripts/pg.sh stop  [NAME]   stop it
 #   scripts/pg.sh clean [NAME]   stop it and delete its data
+#   scripts/pg.sh log   [NAME]   print the path of its server log
 #
 # NAME is dev (default), test or bench; each has its own data folder and port. Installs
 # Debian's `postgresql` package when no server is found (as root). Changes no global state
@@ -103,9 +104,12 @@ case "$cmd" in
     bindir=$(find_bindir) || exit 0
     choose_state_dir
     if running; then as_owner "$bindir/pg_ctl" -D "$state/data" -m fast -w stop >/dev/null; log "stopped ($name)"; fi ;;
+  log)
+    choose_state_dir
+    echo "$state/server.log" ;;
   clean)
     "$0" stop "$name"
     choose_state_dir
     rm -rf "$state"; log "deleted $state" ;;
-  *) log "usage: scripts/pg.sh url|stop|clean [dev|test|bench]"; exit 2 ;;
+  *) log "usage: scripts/pg.sh url|stop|clean|log [dev|test|bench]"; exit 2 ;;
 esac

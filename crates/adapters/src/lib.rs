@@ -15,6 +15,7 @@ pub mod card_codes;
 pub mod fixtures;
 pub mod migrate;
 pub mod pool;
+mod prepared;
 #[allow(missing_docs)]
 pub mod schema;
 pub mod store;

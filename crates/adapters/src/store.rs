@@ -23,7 +23,7 @@ use idm_otp_domain::{
 use uuid::Uuid;
 
 use crate::pool::{PgPool, run_blocking};
-use crate::schema::otp_cards;
+use crate::prepared::PreparedSql;
 
 /// The PostgreSQL implementation of [`ChallengeRepository`] and [`PermissionChecker`].
 #[derive(Debug, Clone)]
@@ -76,12 +76,20 @@ FROM clients c
 LEFT JOIN users u ON u.client_id = c.id AND u.ext_id = $2
 LEFT JOIN units un ON un.id = u.unit_id
 LEFT JOIN LATERAL (
-    SELECT * FROM otp_cards k
+    SELECT k.id, k.ext_id, k.state, k.valid_from, k.valid_to, k.grid_rows, k.grid_columns,
+           k.used_cells, k.challenge_cell, k.challenge_issued_at, k.version
+    FROM otp_cards k
     WHERE k.user_id = u.id AND k.state <> 'archived'
     ORDER BY k.created_at DESC, k.seq DESC
     LIMIT 1
 ) k ON true
 WHERE c.ext_id = $1";
+
+/// The compare-and-set write (diesel's own UPDATE builder is never prepared once).
+const STORE_SQL: &str = "\
+UPDATE otp_cards
+SET challenge_cell = $1::smallint, challenge_issued_at = $2::timestamptz, version = version + 1
+WHERE id = $3::uuid AND version = $4::bigint";
 
 #[derive(QueryableByName)]
 struct TargetRow {
@@ -263,9 +271,7 @@ impl ChallengeRepository for PgStore {
     ) -> Result<TargetLookup, PortError> {
         let (client_param, user_param) = (client.as_str().to_owned(), user.as_str().to_owned());
         let row = run_blocking(&self.pool, move |conn| {
-            diesel::sql_query(TARGET_SQL)
-                .bind::<Text, _>(client_param)
-                .bind::<Text, _>(user_param)
+            PreparedSql::new(TARGET_SQL, [client_param, user_param])
                 .get_result::<TargetRow>(conn)
                 .optional()
         })
@@ -282,19 +288,16 @@ impl ChallengeRepository for PgStore {
         expected: CardVersion,
         challenge: PendingChallenge,
     ) -> Result<StoreOutcome, PortError> {
-        let cell = i16::try_from(challenge.cell.get()).map_err(PortError::failed)?;
+        let params = [
+            challenge.cell.get().to_string(),
+            challenge
+                .issued_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            credential.0.to_string(),
+            expected.0.to_string(),
+        ];
         let updated = run_blocking(&self.pool, move |conn| {
-            diesel::update(
-                otp_cards::table
-                    .filter(otp_cards::id.eq(credential.0))
-                    .filter(otp_cards::version.eq(expected.0)),
-            )
-            .set((
-                otp_cards::challenge_cell.eq(Some(cell)),
-                otp_cards::challenge_issued_at.eq(Some(challenge.issued_at)),
-                otp_cards::version.eq(otp_cards::version + 1),
-            ))
-            .execute(conn)
+            PreparedSql::new(STORE_SQL, params).execute(conn)
         })
         .await?;
         Ok(if updated == 1 {
@@ -313,10 +316,7 @@ impl PermissionChecker for PgStore {
             caller.user.as_str().to_owned(),
         );
         let rows = run_blocking(&self.pool, move |conn| {
-            diesel::sql_query(GRANTS_SQL)
-                .bind::<Text, _>(client)
-                .bind::<Text, _>(user)
-                .bind::<Text, _>(right.as_str())
+            PreparedSql::new(GRANTS_SQL, [client, user, right.as_str().to_owned()])
                 .load::<GrantRow>(conn)
         })
         .await?;
