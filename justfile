@@ -21,3 +21,7 @@ db:
 db-stop:
     scripts/pg.sh stop dev
     scripts/pg.sh stop test
+
+# The endpoint against pgbench replaying its own statements (writes target/bench/report.md).
+bench:
+    scripts/bench/run
