@@ -1,6 +1,9 @@
 //! The r2d2 pool of PostgreSQL connections and the mapping of its failures to port errors.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, ConnectionError, PgConnection, RunQueryDsl};
@@ -181,14 +184,42 @@ pub(crate) fn port_error(err: DieselError) -> PortError {
     }
 }
 
+/// Admits at most as many requests to the pool as it has connections, first come first
+/// served. r2d2's own wait lets newcomers overtake waiters, which under saturation starves
+/// some requests for seconds; waiting here is fair and parks no blocking thread.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Gate {
+    pub(crate) fn for_pool(pool: &PgPool) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(pool.max_size() as usize)),
+            wait: pool.connection_timeout(),
+        }
+    }
+}
+
+/// No connection became free within the pool's connection timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {0:?} waiting for a database connection")]
+struct PoolTimeout(Duration);
+
 /// Runs blocking database work off the async executor on a pooled connection.
-pub(crate) async fn run_blocking<T, F>(pool: &PgPool, work: F) -> Result<T, PortError>
+pub(crate) async fn run_blocking<T, F>(gate: &Gate, pool: &PgPool, work: F) -> Result<T, PortError>
 where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> Result<T, DieselError> + Send + 'static,
 {
+    let permit = tokio::time::timeout(gate.wait, Arc::clone(&gate.permits).acquire_owned())
+        .await
+        .map_err(|_| PortError::unavailable(PoolTimeout(gate.wait)))?
+        .map_err(PortError::failed)?;
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut conn = pool.get().map_err(PortError::unavailable)?;
         conn.run(work).map_err(port_error)
     })

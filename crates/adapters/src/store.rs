@@ -22,19 +22,21 @@ use idm_otp_domain::{
 };
 use uuid::Uuid;
 
-use crate::pool::{PgPool, run_blocking};
+use crate::pool::{Gate, PgPool, run_blocking};
 use crate::prepared::PreparedSql;
 
 /// The PostgreSQL implementation of [`ChallengeRepository`] and [`PermissionChecker`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    gate: Gate,
 }
 
 impl PgStore {
     /// A store on this pool.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        let gate = Gate::for_pool(&pool);
+        Self { pool, gate }
     }
 
     /// The pool, for health checks and metrics.
@@ -270,7 +272,7 @@ impl ChallengeRepository for PgStore {
         user: &UserExtId,
     ) -> Result<TargetLookup, PortError> {
         let (client_param, user_param) = (client.as_str().to_owned(), user.as_str().to_owned());
-        let row = run_blocking(&self.pool, move |conn| {
+        let row = run_blocking(&self.gate, &self.pool, move |conn| {
             PreparedSql::new(TARGET_SQL, [client_param, user_param])
                 .get_result::<TargetRow>(conn)
                 .optional()
@@ -296,7 +298,7 @@ impl ChallengeRepository for PgStore {
             credential.0.to_string(),
             expected.0.to_string(),
         ];
-        let updated = run_blocking(&self.pool, move |conn| {
+        let updated = run_blocking(&self.gate, &self.pool, move |conn| {
             PreparedSql::new(STORE_SQL, params).execute(conn)
         })
         .await?;
@@ -315,7 +317,7 @@ impl PermissionChecker for PgStore {
             caller.client.as_str().to_owned(),
             caller.user.as_str().to_owned(),
         );
-        let rows = run_blocking(&self.pool, move |conn| {
+        let rows = run_blocking(&self.gate, &self.pool, move |conn| {
             PreparedSql::new(GRANTS_SQL, [client, user, right.as_str().to_owned()])
                 .load::<GrantRow>(conn)
         })

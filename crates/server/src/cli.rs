@@ -112,7 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(bind) = bind {
                 settings.server.bind = bind;
             }
-            crate::telemetry::init(&settings.log);
+            let _log_flush = crate::telemetry::init(&settings.log);
             let app = Application::build(&settings)?;
             tracing::info!(address = %settings.server.bind, port = app.port(), "idm-otp serving");
             actix_web::rt::System::new().block_on(app.run_until_stopped())?;
