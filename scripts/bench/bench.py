@@ -49,7 +49,7 @@ def psql(url, *args, **kwargs):
 
 def dataset(name, users, rows, cols):
     """Creates (once) and returns the URL of a database with this data set."""
-    db = f"bench_{name}"
+    db = "bench_" + re.sub(r"\W", "_", name)
     url = f"{SERVER_BASE}/{db}"
     marker = f"{users}x{rows}x{cols}"
     exists = psql(ADMIN_URL, "-At", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{db}'").strip()
@@ -59,6 +59,7 @@ def dataset(name, users, rows, cols):
         except subprocess.CalledProcessError:
             found = ""
         if found == marker:
+            psql(url, "-c", "VACUUM ANALYZE")  # so autovacuum does not run during a measurement
             log(f"data set {name} ({users} users, {rows}x{cols} cards) reused")
             return url
         psql(ADMIN_URL, "-c", f"DROP DATABASE {db} WITH (FORCE)")
@@ -68,6 +69,7 @@ def dataset(name, users, rows, cols):
     psql(url, "-v", f"users={users}", "-v", f"rows={rows}", "-v", f"cols={cols}",
          "-f", str(ROOT / "scripts/bench/generate.sql"))
     psql(url, "-c", f"CREATE TABLE bench_marker AS SELECT '{marker}'::text AS marker")
+    psql(url, "-c", "VACUUM ANALYZE")
     log(f"data set {name}: {users} users, {rows}x{cols} cards generated in {time.time() - started:.1f} s")
     return url
 
@@ -257,8 +259,11 @@ def pgbench(url, script_text, concurrency, seconds):
 
 
 def measure(label, url, server, params, statements_script, concurrency, lifetime, rows):
+    # Start both measurements from a clean checkpoint so neither pays for the other's writes.
+    psql(SUPER_URL, "-c", "CHECKPOINT")
     wrk(server.port, concurrency, WARMUP, params)
     w = wrk(server.port, concurrency, SECONDS, params)
+    psql(SUPER_URL, "-c", "CHECKPOINT")
     tps, pg_p99, pg_failed = pgbench(url, statements_script, concurrency, SECONDS)
     rps = float(w["rps"])
     errors = int(w["non200"]) + int(w["socket_errors"])
@@ -317,7 +322,7 @@ def main():
     if GROWTH:
         run_set("1k", 1_000, 12, 14, [(32, 0)], rows)
         run_set("1m", 1_000_000, 12, 14, [(32, 0)], rows)
-        run_set("100k-99x26", 100_000, 99, 26, [(32, 0)], rows)
+        run_set("100k 99x26", 100_000, 99, 26, [(32, 0)], rows)
     elapsed = time.time() - started
     header = ("| data set | c | lifetime | req/s | p50 ms | p99 ms | errors | pgbench TPS | "
               "pgbench p99 ms | ratio | server peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|")
