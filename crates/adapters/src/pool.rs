@@ -1,6 +1,7 @@
 //! The r2d2 pool of PostgreSQL connections and the mapping of its failures to port errors.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -191,6 +192,7 @@ pub(crate) fn port_error(err: DieselError) -> PortError {
 pub(crate) struct Gate {
     permits: Arc<Semaphore>,
     wait: Duration,
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Gate {
@@ -198,7 +200,13 @@ impl Gate {
         Self {
             permits: Arc::new(Semaphore::new(pool.max_size() as usize)),
             wait: pool.connection_timeout(),
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Requests waiting for admission right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 }
 
@@ -213,8 +221,10 @@ where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> Result<T, DieselError> + Send + 'static,
 {
-    let permit = tokio::time::timeout(gate.wait, Arc::clone(&gate.permits).acquire_owned())
-        .await
+    gate.waiting.fetch_add(1, Ordering::Relaxed);
+    let admitted = tokio::time::timeout(gate.wait, Arc::clone(&gate.permits).acquire_owned()).await;
+    gate.waiting.fetch_sub(1, Ordering::Relaxed);
+    let permit = admitted
         .map_err(|_| PortError::unavailable(PoolTimeout(gate.wait)))?
         .map_err(PortError::failed)?;
     let pool = pool.clone();

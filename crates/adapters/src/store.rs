@@ -43,6 +43,41 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Whether a pooled connection answers (`SELECT 1`), for readiness checks.
+    ///
+    /// # Errors
+    /// "Unavailable" when no connection can be had or it does not answer.
+    pub async fn ping(&self) -> Result<(), PortError> {
+        run_blocking(&self.gate, &self.pool, |conn| {
+            diesel::sql_query("SELECT 1").execute(conn).map(|_| ())
+        })
+        .await
+    }
+
+    /// The pool's current state, for metrics.
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+            waiting: self.gate.waiting(),
+        }
+    }
+}
+
+/// A snapshot of the connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Open connections.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: u32,
+    /// Most connections.
+    pub max: u32,
+    /// Requests waiting for one.
+    pub waiting: usize,
 }
 
 const GRANTS_SQL: &str = "\

@@ -14,6 +14,7 @@ use utoipa::OpenApi;
 use crate::auth::TokenVerifier;
 use crate::config::{ConfigError, Settings};
 use crate::error::RetryAfter;
+use crate::metrics::Metrics;
 use crate::routes::{self, ApiDoc, AppState, CHALLENGE_PATH};
 
 /// Why the server could not start.
@@ -62,8 +63,12 @@ impl Application {
         let openapi_json = ApiDoc::openapi()
             .to_json()
             .map_err(|e| StartupError::Other(format!("OpenAPI document: {e}")))?;
+        let metrics =
+            Metrics::new().map_err(|e| StartupError::Other(format!("metrics registry: {e}")))?;
         let state = web::Data::new(AppState {
-            service: ChallengeService::new(store.clone(), store, SystemClock, SystemRandom),
+            service: ChallengeService::new(store.clone(), store.clone(), SystemClock, SystemRandom),
+            store,
+            metrics,
             verifier,
             retry_after: RetryAfter(settings.server.retry_after_seconds),
             max_body_bytes: settings.server.max_body_bytes,
@@ -81,6 +86,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(routes::body_limit))
+                .wrap(from_fn(routes::observe))
                 .wrap(from_fn(routes::request_id))
                 .service(
                     web::resource(CHALLENGE_PATH)
@@ -88,6 +94,9 @@ impl Application {
                         .default_service(web::to(routes::method_not_allowed)),
                 )
                 .route("/openapi.json", web::get().to(routes::openapi_document))
+                .route("/health/live", web::get().to(routes::live))
+                .route("/health/ready", web::get().to(routes::ready))
+                .route("/metrics", web::get().to(routes::metrics))
                 .default_service(web::to(routes::unknown_route))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_seconds)

@@ -60,29 +60,46 @@ pub enum ApiError {
     },
 }
 
+const INVALID_PARAMETER: &str = "errors.invalidParameter";
+const INVALID_URI: &str = "errors.invalidUri";
+const UNSUPPORTED_OPERATION: &str = "errors.unsupportedOperation";
+const INVALID_DATA: &str = "errors.invalidData";
+
 /// Seconds a client is told to wait before retrying after a 503.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter(pub u32);
 
 impl ApiError {
+    /// The vendor error code this error answers with, e.g. `errors.invalidJWTToken`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => VendorError::invalid_jwt_token().code,
+            Self::Challenge(err, _) => err.vendor_error().code,
+            Self::InvalidParameter { .. } => INVALID_PARAMETER,
+            Self::UnknownRoute => INVALID_URI,
+            Self::MethodNotAllowed => UNSUPPORTED_OPERATION,
+            Self::PayloadTooLarge { .. } => INVALID_DATA,
+        }
+    }
+
     fn vendor_error(&self) -> VendorError {
         match self {
             Self::Unauthenticated(_) => VendorError::invalid_jwt_token(),
             Self::Challenge(err, _) => err.vendor_error(),
             Self::InvalidParameter { field, reason } => VendorError {
-                code: "errors.invalidParameter",
+                code: INVALID_PARAMETER,
                 message: format!("Invalid path parameter {field}: {reason}"),
             },
             Self::UnknownRoute => VendorError {
-                code: "errors.invalidUri",
+                code: INVALID_URI,
                 message: "No resource exists at this path".to_owned(),
             },
             Self::MethodNotAllowed => VendorError {
-                code: "errors.unsupportedOperation",
+                code: UNSUPPORTED_OPERATION,
                 message: "This method is not supported on this resource; use POST".to_owned(),
             },
             Self::PayloadTooLarge { limit } => VendorError {
-                code: "errors.invalidData",
+                code: INVALID_DATA,
                 message: format!(
                     "The request body must not exceed {limit} bytes; this endpoint takes no body"
                 ),
@@ -116,8 +133,12 @@ impl ResponseError for ApiError {
             let mut chain = self.to_string();
             let mut source = self.source();
             while let Some(cause) = source {
-                chain.push_str(": ");
-                chain.push_str(&cause.to_string());
+                // Some errors repeat their source in their own message; say each part once.
+                let text = cause.to_string();
+                if !chain.contains(&text) {
+                    chain.push_str(": ");
+                    chain.push_str(&text);
+                }
                 source = cause.source();
             }
             tracing::error!(status = status.as_u16(), error = %chain, "request failed");

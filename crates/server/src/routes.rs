@@ -12,12 +12,14 @@ use idm_otp_domain::{
     UserExtId,
 };
 use serde::Serialize;
+use tracing::Instrument;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::audit;
 use crate::auth::TokenVerifier;
 use crate::error::{ApiError, ErrorBody, ErrorEntry, RetryAfter};
+use crate::metrics::Metrics;
 
 /// The route, as the vendor names it.
 pub const CHALLENGE_PATH: &str =
@@ -39,6 +41,10 @@ pub struct AppState {
     pub max_body_bytes: u64,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,
+    /// The store, for the readiness check and pool metrics.
+    pub store: PgStore,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 /// The 200 body.
@@ -89,7 +95,9 @@ pub async fn request_id(
         .filter(|v| acceptable_request_id(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.call(req).await?;
+    // Every line logged while serving the request carries its id (error logs included).
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.call(req).instrument(span).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
@@ -180,9 +188,14 @@ pub async fn generate_challenge(
         .authenticate(authorization)
         .map_err(|reason| {
             tracing::info!(request_id, reason = %reason, "authentication failed");
-            ApiError::from(reason)
+            let err = ApiError::from(reason);
+            state.metrics.observe_challenge(err.code());
+            err
         })?;
-    let (client, user) = parse_target(&req).await?;
+    let (client, user) = parse_target(&req).await.inspect_err(|err| {
+        audit::record_rejected(&request_id, &caller, err.code());
+        state.metrics.observe_challenge(err.code());
+    })?;
     let request = ChallengeRequest {
         caller,
         client,
@@ -190,6 +203,9 @@ pub async fn generate_challenge(
     };
     let outcome = state.service.generate_challenge(&request).await;
     audit::record(&request_id, &request, &outcome);
+    state
+        .metrics
+        .observe_challenge(audit::outcome_label(&outcome));
     match outcome {
         Ok(outcome) => Ok(HttpResponse::Ok().json(ChallengeResponse::from(&outcome))),
         Err(err) => Err(ApiError::Challenge(err, state.retry_after)),
@@ -213,6 +229,77 @@ async fn parse_target(req: &HttpRequest) -> Result<(ClientExtId, UserExtId), Api
         reason: e.to_string(),
     })?;
     Ok((client, user))
+}
+
+/// Counts and logs every request: one line with method, route template, status, latency and
+/// request id (target `idm_otp::http`).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16();
+    let request_id = response
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    if let Some(metrics) = metrics {
+        metrics.observe_request(&method, &route, status, seconds);
+    }
+    tracing::info!(
+        target: "idm_otp::http",
+        request_id,
+        method,
+        route,
+        status,
+        latency_ms = seconds * 1000.0,
+        "request"
+    );
+    Ok(response)
+}
+
+/// `GET /health/live`: the process is up.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "up"}))
+}
+
+/// `GET /health/ready`: a pooled database connection answers; 503 otherwise.
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| ApiError::Challenge(e.into(), state.retry_after))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.metrics.render(state.store.pool_status()) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(err) => {
+            tracing::error!(error = %err, "metrics rendering failed");
+            ApiError::Challenge(
+                idm_otp_domain::PortError::failed(err).into(),
+                state.retry_after,
+            )
+            .error_response()
+        }
+    }
 }
 
 /// `GET /openapi.json`.

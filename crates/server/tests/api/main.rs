@@ -9,6 +9,8 @@
 
 mod authentication;
 mod challenge;
+mod logs;
+mod operability;
 mod protocol;
 mod shutdown;
 mod support;

@@ -213,6 +213,7 @@ impl TestApp {
     }
 
     pub fn start(db: TestDatabase, settings: Settings) -> Self {
+        crate::logs::capture();
         let app = Application::build(&settings).unwrap();
         let base_url = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
