@@ -3,6 +3,7 @@
 use std::fmt;
 
 use idm_otp_domain::{Caller, ClientExtId, UserExtId};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -41,6 +42,9 @@ pub enum AuthError {
     /// Signed with an algorithm that is not configured (including `none`).
     #[error("token algorithm not accepted")]
     AlgorithmNotAllowed,
+    /// Names a `kid` that no configured key has (for its algorithm).
+    #[error("token names an unknown key id")]
+    UnknownKey,
     /// Malformed, wrongly signed, expired, not yet valid, wrong issuer or audience, or a
     /// required claim missing.
     #[error("token rejected: {0}")]
@@ -52,7 +56,7 @@ pub enum AuthError {
 
 /// Verifies tokens against the configured issuer, audience and keys.
 pub struct TokenVerifier {
-    keys: Vec<(Algorithm, DecodingKey)>,
+    keys: Vec<VerificationKey>,
     issuer: String,
     audience: String,
     leeway: u64,
@@ -63,7 +67,11 @@ impl fmt::Debug for TokenVerifier {
         f.debug_struct("TokenVerifier")
             .field(
                 "algorithms",
-                &self.keys.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+                &self
+                    .keys
+                    .iter()
+                    .map(|k| (k.algorithm, k.kid.as_deref()))
+                    .collect::<Vec<_>>(),
             )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
@@ -71,8 +79,15 @@ impl fmt::Debug for TokenVerifier {
     }
 }
 
-fn read_pem(key: &str, path: Option<&std::path::Path>) -> Result<Vec<u8>, ConfigError> {
-    let path = path.ok_or_else(|| missing(key))?;
+/// One key a token may be verified with: its algorithm, and its `kid` when it came from the
+/// key set (a token naming a `kid` is checked against that key only).
+struct VerificationKey {
+    algorithm: Algorithm,
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
+fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|e| {
         ConfigError(format!(
             "invalid setting {key}: cannot read {}: {e}",
@@ -81,19 +96,82 @@ fn read_pem(key: &str, path: Option<&std::path::Path>) -> Result<Vec<u8>, Config
     })
 }
 
+/// The public keys of a JSON Web Key Set file: each needs a `kid` and an `alg` that is in the
+/// allow-list; symmetric keys are refused (a shared secret is never published in a key set).
+fn key_set(
+    path: &std::path::Path,
+    allowed: &[Algorithm],
+) -> Result<Vec<VerificationKey>, ConfigError> {
+    const SETTING: &str = "auth.jwks_file";
+    let invalid = |why: String| ConfigError(format!("invalid setting {SETTING}: {why}"));
+    let bytes = read_file(SETTING, path)?;
+    let set: JwkSet = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(format!("{} is not a JSON Web Key Set: {e}", path.display())))?;
+    let mut keys = Vec::new();
+    for (i, jwk) in set.keys.iter().enumerate() {
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .filter(|kid| !kid.is_empty())
+            .ok_or_else(|| invalid(format!("keys[{i}] has no kid")))?;
+        if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+            return Err(invalid(format!(
+                "key '{kid}' is symmetric; only public keys belong in a key set"
+            )));
+        }
+        let algorithm = jwk
+            .common
+            .key_algorithm
+            .and_then(|alg| Algorithm::try_from(alg).ok())
+            .ok_or_else(|| invalid(format!("key '{kid}' has no supported alg")))?;
+        if !allowed.contains(&algorithm) {
+            return Err(invalid(format!(
+                "key '{kid}' is for {algorithm:?}, which auth.algorithms does not allow"
+            )));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("key '{kid}': {e}")))?;
+        keys.push(VerificationKey {
+            algorithm,
+            kid: Some(kid),
+            key,
+        });
+    }
+    Ok(keys)
+}
+
 impl TokenVerifier {
-    /// Builds the verifier; every configured algorithm needs its key.
+    /// Builds the verifier; every configured algorithm needs a key: the HS256 secret, a PEM
+    /// file, or a key of that algorithm in the key set.
     pub fn from_settings(settings: &AuthSettings) -> Result<Self, ConfigError> {
         if settings.algorithms.is_empty() {
             return Err(ConfigError("invalid setting auth.algorithms: empty".into()));
         }
+        let mut allowed = Vec::new();
+        for name in &settings.algorithms {
+            allowed.push(match name.as_str() {
+                "HS256" => Algorithm::HS256,
+                "RS256" => Algorithm::RS256,
+                "ES256" => Algorithm::ES256,
+                "EdDSA" => Algorithm::EdDSA,
+                other => {
+                    return Err(ConfigError(format!(
+                        "invalid setting auth.algorithms: '{other}' is not one of HS256, RS256, ES256, EdDSA"
+                    )));
+                }
+            });
+        }
+        let mut keys = match &settings.jwks_file {
+            Some(path) => key_set(path, &allowed)?,
+            None => Vec::new(),
+        };
         let bad_key = |key: &str, e: jsonwebtoken::errors::Error| {
             ConfigError(format!("invalid setting {key}: {e}"))
         };
-        let mut keys = Vec::new();
-        for name in &settings.algorithms {
-            let (algorithm, key) = match name.as_str() {
-                "HS256" => {
+        for &algorithm in &allowed {
+            let in_key_set = keys.iter().any(|k| k.algorithm == algorithm);
+            let key = match algorithm {
+                Algorithm::HS256 => {
                     let secret = settings
                         .hs256_secret
                         .as_ref()
@@ -106,41 +184,48 @@ impl TokenVerifier {
                             secret.len()
                         )));
                     }
-                    let key = DecodingKey::from_secret(secret)
-                        .map_err(|e| bad_key("auth.hs256_secret", e))?;
-                    (Algorithm::HS256, key)
-                }
-                "RS256" => {
-                    let k = "auth.rs256_public_key_file";
-                    let pem = read_pem(k, settings.rs256_public_key_file.as_deref())?;
-                    (
-                        Algorithm::RS256,
-                        DecodingKey::from_rsa_pem(&pem).map_err(|e| bad_key(k, e))?,
+                    Some(
+                        DecodingKey::from_secret(secret)
+                            .map_err(|e| bad_key("auth.hs256_secret", e))?,
                     )
                 }
-                "ES256" => {
-                    let k = "auth.es256_public_key_file";
-                    let pem = read_pem(k, settings.es256_public_key_file.as_deref())?;
-                    (
-                        Algorithm::ES256,
-                        DecodingKey::from_ec_pem(&pem).map_err(|e| bad_key(k, e))?,
-                    )
-                }
-                "EdDSA" => {
-                    let k = "auth.eddsa_public_key_file";
-                    let pem = read_pem(k, settings.eddsa_public_key_file.as_deref())?;
-                    (
-                        Algorithm::EdDSA,
-                        DecodingKey::from_ed_pem(&pem).map_err(|e| bad_key(k, e))?,
-                    )
-                }
-                other => {
-                    return Err(ConfigError(format!(
-                        "invalid setting auth.algorithms: '{other}' is not one of HS256, RS256, ES256, EdDSA"
-                    )));
+                _ => {
+                    let (setting, path) = match algorithm {
+                        Algorithm::RS256 => (
+                            "auth.rs256_public_key_file",
+                            &settings.rs256_public_key_file,
+                        ),
+                        Algorithm::ES256 => (
+                            "auth.es256_public_key_file",
+                            &settings.es256_public_key_file,
+                        ),
+                        _ => (
+                            "auth.eddsa_public_key_file",
+                            &settings.eddsa_public_key_file,
+                        ),
+                    };
+                    match path {
+                        Some(path) => {
+                            let pem = read_file(setting, path)?;
+                            let key = match algorithm {
+                                Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+                                Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
+                                _ => DecodingKey::from_ed_pem(&pem),
+                            };
+                            Some(key.map_err(|e| bad_key(setting, e))?)
+                        }
+                        None if in_key_set => None,
+                        None => return Err(missing(setting)),
+                    }
                 }
             };
-            keys.push((algorithm, key));
+            if let Some(key) = key {
+                keys.push(VerificationKey {
+                    algorithm,
+                    kid: None,
+                    key,
+                });
+            }
         }
         Ok(Self {
             keys,
@@ -175,20 +260,24 @@ impl TokenVerifier {
         }
         // `alg: none` and unknown algorithms fail to parse here.
         let header = decode_header(token).map_err(|_| AuthError::AlgorithmNotAllowed)?;
-        // The key is chosen by the configured algorithm, never by what the token claims to
-        // be: an HS256 token cannot be checked against an RSA public key.
-        let (algorithm, key) = self
+        if !self.keys.iter().any(|k| k.algorithm == header.alg) {
+            return Err(AuthError::AlgorithmNotAllowed);
+        }
+        // The key is chosen by the configured algorithm (and kid), never by what the token
+        // claims to be: an HS256 token cannot be checked against an RSA public key. A token
+        // without a kid is checked against the key configured outside the key set.
+        let key = self
             .keys
             .iter()
-            .find(|(alg, _)| *alg == header.alg)
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
-        let mut validation = Validation::new(*algorithm);
+            .find(|k| k.algorithm == header.alg && k.kid == header.kid)
+            .ok_or(AuthError::UnknownKey)?;
+        let mut validation = Validation::new(key.algorithm);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = self.leeway;
-        let data = decode::<Claims>(token, key, &validation)
+        let data = decode::<Claims>(token, &key.key, &validation)
             .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?;
         Ok(Caller {
             client: ClientExtId::parse(data.claims.client).map_err(|_| AuthError::BadCaller)?,

@@ -94,6 +94,9 @@ pub struct AuthSettings {
     pub es256_public_key_file: Option<PathBuf>,
     /// PEM file with the EdDSA (Ed25519) public key.
     pub eddsa_public_key_file: Option<PathBuf>,
+    /// JSON Web Key Set file of public keys, each with `kid` and `alg`: tokens naming a `kid`
+    /// are checked against that key only (several keys per algorithm, for rotation).
+    pub jwks_file: Option<PathBuf>,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     pub leeway_seconds: u64,
 }

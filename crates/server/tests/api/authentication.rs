@@ -241,3 +241,118 @@ async fn two_authorization_headers_are_refused() {
         .append_header(("Authorization", format!("Bearer {token}")));
     assert_unauthorized(&app.send(request).await, "two headers");
 }
+
+fn sign_with_kid(claims: &Value, algorithm: Algorithm, key: &EncodingKey, kid: &str) -> String {
+    let header = jsonwebtoken::Header {
+        kid: Some(kid.to_owned()),
+        ..jsonwebtoken::Header::new(algorithm)
+    };
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+#[actix_web::test]
+async fn key_ids_select_the_key_and_unknown_or_truncated_tokens_are_refused() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.algorithms = vec!["RS256".into(), "ES256".into(), "EdDSA".into()];
+        s.auth.rs256_public_key_file = Some(key_file("rs256-public.pem"));
+        s.auth.jwks_file = Some(key_file("jwks.json"));
+    })
+    .await;
+    let good = claims(CLIENT, "helpdesk");
+    let read = |name: &str| std::fs::read(key_file(name)).unwrap();
+    let rsa = EncodingKey::from_rsa_pem(&read("rs256-private.pem")).unwrap();
+    let ec = EncodingKey::from_ec_pem(&read("es256-private.pem")).unwrap();
+    let ed = EncodingKey::from_ed_pem(&read("eddsa-private.pem")).unwrap();
+    let accepted = [
+        (
+            "RS256 by kid",
+            sign_with_kid(&good, Algorithm::RS256, &rsa, "rsa-2026"),
+        ),
+        (
+            "ES256 by kid",
+            sign_with_kid(&good, Algorithm::ES256, &ec, "ec-2026"),
+        ),
+        (
+            "EdDSA by kid",
+            sign_with_kid(&good, Algorithm::EdDSA, &ed, "ed-2026"),
+        ),
+        (
+            "RS256 without kid: the PEM key",
+            sign(&good, Algorithm::RS256, &rsa),
+        ),
+    ];
+    for (case, token) in &accepted {
+        let reply = post_with(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{case}: {:?}", reply.body);
+    }
+    let full = sign_with_kid(&good, Algorithm::RS256, &rsa, "rsa-2026");
+    let (signed, _) = full.rsplit_once('.').unwrap();
+    let public_pem = String::from_utf8(read("rs256-public.pem")).unwrap();
+    let refused = [
+        (
+            "unknown kid",
+            sign_with_kid(&good, Algorithm::RS256, &rsa, "rsa-2025"),
+        ),
+        (
+            "kid of another algorithm",
+            sign_with_kid(&good, Algorithm::RS256, &rsa, "ec-2026"),
+        ),
+        (
+            "ES256 without kid (only in the key set)",
+            sign(&good, Algorithm::ES256, &ec),
+        ),
+        (
+            "HS256 with the RSA key's kid, the public key as secret",
+            sign_with_kid(
+                &good,
+                Algorithm::HS256,
+                &EncodingKey::from_secret(public_pem.as_bytes()).unwrap(),
+                "rsa-2026",
+            ),
+        ),
+        ("truncated signature", full[..full.len() - 10].to_owned()),
+        ("signature removed", format!("{signed}.")),
+        ("two parts", signed.to_owned()),
+        ("header only", full.split('.').next().unwrap().to_owned()),
+        ("oversized", format!("{full}{}", "A".repeat(9000))),
+    ];
+    for (case, token) in &refused {
+        assert_unauthorized(
+            &post_with(&app, Some(&format!("Bearer {token}"))).await,
+            case,
+        );
+    }
+}
+
+#[test]
+fn a_key_set_must_name_allowed_algorithms_and_hold_only_public_keys() {
+    use idm_otp_server::auth::TokenVerifier;
+    let base = crate::support::settings("postgres://unused@127.0.0.1:1/none").auth;
+    let dir = std::env::temp_dir().join(format!("idm-otp-jwks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let attempt = |algorithms: &[&str], jwks: &Value| {
+        let path = dir.join(format!("{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let mut settings = base.clone();
+        settings.algorithms = algorithms.iter().map(|a| (*a).to_owned()).collect();
+        settings.jwks_file = Some(path);
+        TokenVerifier::from_settings(&settings)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let real: Value =
+        serde_json::from_slice(&std::fs::read(key_file("jwks.json")).unwrap()).unwrap();
+    assert_eq!(attempt(&["RS256", "ES256", "EdDSA"], &real), Ok(()));
+    let err = attempt(&["RS256"], &real).unwrap_err();
+    assert!(err.contains("'ec-2026' is for ES256"), "{err}");
+    let mut no_kid = real.clone();
+    no_kid["keys"][0].as_object_mut().unwrap().remove("kid");
+    let err = attempt(&["RS256", "ES256", "EdDSA"], &no_kid).unwrap_err();
+    assert!(err.contains("keys[0] has no kid"), "{err}");
+    let symmetric = json!({"keys": [{"kty": "oct", "kid": "s", "alg": "HS256", "k": "c2VjcmV0"}]});
+    let err = attempt(&["HS256"], &symmetric).unwrap_err();
+    assert!(err.contains("symmetric"), "{err}");
+    let err = attempt(&["RS256"], &json!({"not": "a key set"})).unwrap_err();
+    assert!(err.contains("not a JSON Web Key Set"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
