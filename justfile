@@ -25,3 +25,11 @@ db-stop:
 # The endpoint against pgbench replaying its own statements (writes target/bench/report.md).
 bench:
     scripts/bench/run
+
+# The fuzz targets (labels, HTTP layer, fixture format) with many cases, time-bounded.
+fuzz:
+    scripts/fuzz
+
+# schemathesis against the served OpenAPI document (installs it from PyPI on first use).
+soak:
+    scripts/soak

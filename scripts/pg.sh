@@ -6,7 +6,7 @@
 #   scripts/pg.sh clean [NAME]   stop it and delete its data
 #   scripts/pg.sh log   [NAME]   print the path of its server log
 #
-# NAME is dev (default), test or bench; each has its own data folder and port. Installs
+# NAME is dev (default), test, bench or soak; each has its own data folder and port. Installs
 # Debian's `postgresql` package when no server is found (as root). Changes no global state
 # beyond that: the cluster listens on 127.0.0.1 only, with no unix socket.
 set -euo pipefail
@@ -20,7 +20,8 @@ case "$name" in
   dev) base_port=55432 ;;
   test) base_port=55442 ;;
   bench) base_port=55452 ;;
-  *) log "unknown cluster name '$name' (dev, test or bench)"; exit 2 ;;
+  soak) base_port=55462 ;;
+  *) log "unknown cluster name '$name' (dev, test, bench or soak)"; exit 2 ;;
 esac
 
 find_bindir() {

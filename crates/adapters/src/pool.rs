@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -221,6 +221,9 @@ where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> Result<T, DieselError> + Send + 'static,
 {
+    // One budget for the whole wait (admission, then a connection), so a caller hears 503
+    // within the configured timeout, not twice it.
+    let deadline = Instant::now() + gate.wait;
     gate.waiting.fetch_add(1, Ordering::Relaxed);
     let admitted = tokio::time::timeout(gate.wait, Arc::clone(&gate.permits).acquire_owned()).await;
     gate.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -230,7 +233,10 @@ where
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let mut conn = pool.get().map_err(PortError::unavailable)?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut conn = pool
+            .get_timeout(remaining.max(Duration::from_millis(1)))
+            .map_err(PortError::unavailable)?;
         conn.run(work).map_err(port_error)
     })
     .await

@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::print_stdout
 )]
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use idm_otp_domain::{
     PortErrorKind, Right, StoreOutcome, SystemClock, SystemRandom, TargetLookup, UserExtId,
 };
 use idm_otp_test_support::TestDatabase;
+use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const HMAC_KEY: &[u8] = b"test-card-hmac-key-0123456789";
@@ -707,4 +709,128 @@ async fn a_lost_connection_is_replaced_by_the_pool() {
             .await
             .is_ok()
     );
+}
+
+/// Every JSON pointer of a document.
+fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                pointers(child, format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                pointers(child, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+/// One random change to the example file, as text.
+fn mutate(kind: u8, node: prop::sample::Index, pick: prop::sample::Index, noise: &str) -> String {
+    let mut doc = example();
+    let mut paths = Vec::new();
+    pointers(&doc, String::new(), &mut paths);
+    let path = node.get(&paths).clone();
+    let odd = [
+        Value::Null,
+        json!(true),
+        json!(-1),
+        json!(0),
+        json!(1e308),
+        json!(""),
+        json!("x".repeat(300)),
+        json!("nul\u{0}"),
+        json!([]),
+        json!({}),
+        json!("NoSuchRole"),
+        json!(100_000),
+        json!("2026-13-45T99:00:00Z"),
+        json!(noise),
+    ];
+    match kind {
+        0 | 1 if !path.is_empty() => {
+            let (parent, key) = path.rsplit_once('/').unwrap();
+            let parent = doc.pointer_mut(parent).unwrap();
+            match (parent, kind) {
+                (Value::Object(map), 0) => {
+                    map.remove(key);
+                }
+                (Value::Array(items), 0) => {
+                    items.remove(key.parse::<usize>().unwrap());
+                }
+                (Value::Array(items), _) => {
+                    let copy = items[key.parse::<usize>().unwrap()].clone();
+                    items.push(copy);
+                }
+                (parent, _) => {
+                    *parent.pointer_mut(&format!("/{key}")).unwrap() = pick.get(&odd).clone()
+                }
+            }
+            doc.to_string()
+        }
+        2 => {
+            *doc.pointer_mut(&path).unwrap() = pick.get(&odd).clone();
+            doc.to_string()
+        }
+        3 => {
+            let text = doc.to_string();
+            let cut = pick.index(text.len());
+            String::from_utf8_lossy(&text.as_bytes()[..cut]).into_owned()
+        }
+        _ => {
+            let mut text = doc.to_string();
+            let at = pick.index(text.len());
+            let at = (0..=at)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
+            text.insert_str(at, noise);
+            text
+        }
+    }
+}
+
+/// Fuzzing the fixture format: any change to a valid file either loads or is refused with
+/// nothing written, and never panics. `just fuzz` runs it with many more cases.
+#[test]
+fn fuzzed_fixture_files_load_whole_or_not_at_all() {
+    use proptest::test_runner::{Config, TestRunner};
+    let db = Db::migrated();
+    let mut runner = TestRunner::new(Config {
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        0u8..5,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        "\\PC{0,12}",
+    );
+    let refused = std::cell::Cell::new(0u32);
+    let loaded = std::cell::Cell::new(0u32);
+    runner
+        .run(&strategy, |(kind, node, pick, noise)| {
+            let text = mutate(kind, node, pick, &noise);
+            let before = db.snapshot();
+            match load_fixtures(&mut db.db.connect(), &text, &hasher()) {
+                Ok(_) => loaded.set(loaded.get() + 1),
+                Err(err) => {
+                    refused.set(refused.get() + 1);
+                    prop_assert!(!err.to_string().is_empty());
+                    prop_assert_eq!(db.snapshot(), before, "refused but changed: {}", err);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    println!(
+        "fixture fuzz: {} files loaded, {} refused whole",
+        loaded.get(),
+        refused.get()
+    );
+    assert!(refused.get() > 0 && loaded.get() > 0);
 }

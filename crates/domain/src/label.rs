@@ -218,6 +218,20 @@ mod tests {
     }
 
     proptest! {
+        /// Fuzz (`just fuzz` runs more cases): any text is either refused or is the one
+        /// canonical label of a cell on the card; parsing never panics.
+        #[test]
+        fn any_text_parses_only_to_its_canonical_label(
+            grid in any_grid(),
+            format in any_format(),
+            text in "\\PC{0,8}|[A-Za-z]{0,3}[0-9]{0,6}|[ +-]?[0-9]{0,7}[ ]?",
+        ) {
+            if let Ok(label) = ChallengeLabel::parse(&text, grid, format) {
+                prop_assert_eq!(label.to_string(), text);
+                prop_assert!(label.cell().get() < grid.cell_count());
+            }
+        }
+
         /// Every cell of every grid size formats and parses back to itself.
         #[test]
         fn every_cell_round_trips(grid in any_grid(), format in any_format()) {

@@ -134,8 +134,12 @@ pub async fn body_limit(
     path = "/nevisidm/api/auth/v1/{clientExtId}/users/{userExtId}/otp/challenge",
     tag = "OTP",
     params(
-        ("clientExtId" = String, Path, description = "External ID of the client."),
-        ("userExtId" = String, Path, description = "External ID of the user."),
+        ("clientExtId" = String, Path, example = "client-123", min_length = 1, max_length = 255,
+         pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]+$",
+         description = "External ID of the client: 1 to 255 bytes of UTF-8, no control characters."),
+        ("userExtId" = String, Path, example = "user-123", min_length = 1, max_length = 255,
+         pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]+$",
+         description = "External ID of the user: 1 to 255 bytes of UTF-8, no control characters."),
     ),
     responses(
         (status = 200, description = "OTP challenge generated. The challenge value may be null if generation was not possible.",
@@ -212,7 +216,26 @@ pub async fn generate_challenge(
     }
 }
 
+/// The positions of `{clientExtId}` and `{userExtId}` among the route's `/`-separated segments.
+const CLIENT_SEGMENT: usize = 5;
+const USER_SEGMENT: usize = 7;
+
 async fn parse_target(req: &HttpRequest) -> Result<(ClientExtId, UserExtId), ApiError> {
+    // actix decodes path parameters lossily (invalid UTF-8 becomes U+FFFD, so different
+    // inputs would name the same ext id): refuse them from the raw path instead.
+    let raw: Vec<&str> = req.uri().path().split('/').collect();
+    for (index, field) in [(CLIENT_SEGMENT, "clientExtId"), (USER_SEGMENT, "userExtId")] {
+        let segment = raw.get(index).copied().unwrap_or("");
+        if percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(ApiError::InvalidParameter {
+                field,
+                reason: "not valid UTF-8".to_owned(),
+            });
+        }
+    }
     let path = web::Path::<(String, String)>::extract(req)
         .await
         .map_err(|_| ApiError::InvalidParameter {

@@ -4,11 +4,14 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::print_stdout
 )]
 
 mod authentication;
 mod challenge;
+mod faults;
+mod hostile;
 mod logs;
 mod operability;
 mod protocol;

@@ -282,3 +282,53 @@ async fn refused_calls_are_audited_with_their_error_code() {
             .any(|l| l["target"] == "idm_otp::http" && l["status"] == 401)
     );
 }
+
+#[actix_web::test]
+async fn no_token_card_code_or_secret_reaches_the_debug_log() {
+    let app = TestApp::spawn().await;
+    let token = app.token("helpdesk");
+    // Every kind of answer, each carrying a token.
+    for (caller, user) in [
+        ("helpdesk", "u-active"),
+        ("helpdesk", "u-active"),
+        ("no-rights", "u-active"),
+        ("helpdesk", "nobody"),
+        ("ghost", "u-active"),
+        ("helpdesk", "u-exhausted"),
+        ("helpdesk", "a%00b"),
+    ] {
+        app.challenge(caller, user).await;
+    }
+    let expired = crate::support::hs256(
+        &serde_json::json!({"sub": "helpdesk", "client": CLIENT, "exp": 1}),
+        crate::support::HS256_SECRET,
+    );
+    for value in [
+        format!("Bearer {expired}"),
+        format!("Basic {token}"),
+        token.clone(),
+    ] {
+        let request = app
+            .http()
+            .post(app.challenge_url(CLIENT, "u-active"))
+            .insert_header(("Authorization", value));
+        assert_eq!(app.send(request).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let text = capture().text();
+    assert!(
+        text.lines().count() > 10,
+        "too little was logged to mean anything"
+    );
+    assert!(text.contains("\"level\":\"DEBUG\""), "not at debug level");
+    assert!(!text.contains(&token));
+    assert!(!text.contains(&expired));
+    for line in text.lines() {
+        assert_eq!(crate::logs::secret_in(line), None, "{line}");
+    }
+    // The check itself finds what it should.
+    assert_eq!(
+        crate::logs::secret_in(&format!("x {token} y")),
+        Some("a JWT")
+    );
+    assert_eq!(crate::logs::secret_in("code cc0042zz"), Some("a card code"));
+}

@@ -43,7 +43,7 @@ pub fn settings(database_url: &str) -> Settings {
 
 fn codes(n: usize) -> Vec<String> {
     (0..n)
-        .map(|i| format!("{:04}", (i * 7919) % 10_000))
+        .map(|i| format!("cc{:04}zz", (i * 7919) % 10_000))
         .collect()
 }
 
@@ -161,6 +161,7 @@ pub fn fixtures() -> Value {
 }
 
 pub struct TestApp {
+    _secrets: crate::logs::SecretsCheck,
     pub db: TestDatabase,
     pub base_url: String,
     pub settings: Settings,
@@ -219,6 +220,7 @@ impl TestApp {
         let handle = app.handle();
         actix_web::rt::spawn(app.run_until_stopped());
         Self {
+            _secrets: crate::logs::SecretsCheck,
             db,
             base_url,
             settings,
@@ -336,4 +338,60 @@ pub fn hs256(claims: &Value, secret: &str) -> String {
 
 pub fn token_for(client: &str, user: &str) -> String {
     hs256(&claims(client, user), HS256_SECRET)
+}
+
+/// A reply read off the wire by [`raw_request`].
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    pub head: String,
+    pub body: Value,
+}
+
+impl RawReply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+}
+
+/// Sends `request` (a whole HTTP/1.1 request head, plus any body bytes) as is over a fresh
+/// connection and reads the answer until the server closes it, so tests control every byte.
+pub async fn raw_request(port: u16, request: Vec<u8>) -> RawReply {
+    tokio::task::spawn_blocking(move || raw_request_blocking(port, &request))
+        .await
+        .unwrap()
+}
+
+/// [`raw_request`], blocking the calling thread (the server runs on its own threads).
+pub fn raw_request_blocking(port: u16, request: &[u8]) -> RawReply {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    // The server may answer and close before taking everything (an oversized body).
+    let _ = stream.write_all(request);
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body:?}"))
+    };
+    RawReply {
+        status,
+        head: head.to_owned(),
+        body,
+    }
 }
