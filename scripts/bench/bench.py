@@ -180,13 +180,15 @@ def capture_statements(url, port, toks, users):
     statements = []
     for entry in entries:
         m = re.search(r"LOG:  (?:execute [^:]*|statement): (.*)", entry, re.S)
+        # Connection setup (SET ...) by pool connections opened meanwhile is not the request's.
         if m and "ALTER SYSTEM" not in entry and "pg_reload_conf" not in entry:
-            statements.append([m.group(1).strip(), {}])
+            setup = m.group(1).lstrip().upper().startswith("SET ")
+            statements.append([m.group(1).strip(), {}, setup])
         d = re.search(r"DETAIL:  parameters: (.*)", entry, re.S)
         if d and statements:
             for k, v in re.findall(r"\$(\d+) = '((?:[^']|'')*)'", d.group(1)):
                 statements[-1][1][int(k)] = v
-    return statements
+    return [[sql, params] for sql, params, setup in statements if not setup]
 
 
 def card_of(url, user):
@@ -298,6 +300,10 @@ def run_set(label, users, rows_, cols, series, rows, show_statements=False):
                 capture_statements(url, server.port, toks, users)  # issues; the next re-serves
             card_id, version = card_of(url, "user-3")
             statements = capture_statements(url, server.port, toks, users)
+            expected = 2 if lifetime else 3  # re-served: 2 SELECTs; issued: + the UPDATE
+            if len(statements) != expected:
+                raise SystemExit(f"bench: captured {len(statements)} statements for one request, "
+                                 f"expected {expected}: {[sql[:40] for sql, _ in statements]}")
             scripts[lifetime] = pgbench_script(statements, card_id, version, users, cells)
             if show_statements:
                 kind = "issued (lifetime 0)" if lifetime == 0 else "re-served (lifetime %d)" % lifetime
