@@ -2,7 +2,8 @@
 //!
 //! PostgreSQL adapters for the ports of [`idm_otp_domain`]: diesel on an r2d2 pool.
 //!
-//! - [`PgStore`] implements `ChallengeRepository` and `PermissionChecker`;
+//! - [`PgStore`] implements `ChallengeRepository` and `PermissionChecker`, one pooled
+//!   connection per call; [`PgStore::in_session`] runs a whole use case on one ([`PgSession`]);
 //! - [`build_pool`] makes the pool, mapping lost connections and timeouts to the domain's
 //!   "unavailable" error;
 //! - [`run_migrations`] applies the embedded schema;
@@ -23,4 +24,4 @@ pub mod store;
 pub use card_codes::CardCodeHasher;
 pub use migrate::{MigrationError, run_migrations};
 pub use pool::{PgPool, PoolOptions, build_pool};
-pub use store::PgStore;
+pub use store::{PgSession, PgStore};

@@ -221,6 +221,32 @@ where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> Result<T, DieselError> + Send + 'static,
 {
+    with_connection(gate, pool, move |conn| conn.run(work).map_err(port_error)).await
+}
+
+/// Runs `work` on the blocking pool with one checked-out connection.
+pub(crate) async fn with_connection<T, F>(
+    gate: &Gate,
+    pool: &PgPool,
+    work: F,
+) -> Result<T, PortError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut TrackedConnection) -> Result<T, PortError> + Send + 'static,
+{
+    with_pooled(gate, pool, move |mut conn| work(&mut conn)).await
+}
+
+/// A connection checked out of the pool; it goes back when dropped.
+pub(crate) type Pooled = r2d2::PooledConnection<ConnectionManager>;
+
+/// Runs `work` on the blocking pool with one checked-out connection, admitted fairly by
+/// `gate`; `work` may run several statements on it.
+pub(crate) async fn with_pooled<T, F>(gate: &Gate, pool: &PgPool, work: F) -> Result<T, PortError>
+where
+    T: Send + 'static,
+    F: FnOnce(Pooled) -> Result<T, PortError> + Send + 'static,
+{
     // One budget for the whole wait (admission, then a connection), so a caller hears 503
     // within the configured timeout, not twice it.
     let deadline = Instant::now() + gate.wait;
@@ -234,10 +260,10 @@ where
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut conn = pool
+        let conn = pool
             .get_timeout(remaining.max(Duration::from_millis(1)))
             .map_err(PortError::unavailable)?;
-        conn.run(work).map_err(port_error)
+        work(conn)
     })
     .await
     .map_err(PortError::failed)?

@@ -5,7 +5,13 @@
 //! and the conditional challenge write. No transaction spans them: the write is a
 //! compare-and-set on the card's version, which is what the domain's concurrency contract
 //! asks for.
+//!
+//! [`PgStore`] implements the ports with one checkout and one blocking-pool hand-off per
+//! call; [`PgStore::in_session`] runs a whole use case on one connection and one hand-off
+//! ([`PgSession`]), which is what the server does.
 
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,7 +28,9 @@ use idm_otp_domain::{
 };
 use uuid::Uuid;
 
-use crate::pool::{Gate, PgPool, run_blocking};
+use crate::pool::{
+    Gate, PgPool, Pooled, TrackedConnection, port_error, run_blocking, with_connection, with_pooled,
+};
 use crate::prepared::PreparedSql;
 
 /// The PostgreSQL implementation of [`ChallengeRepository`] and [`PermissionChecker`].
@@ -51,6 +59,29 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), PortError> {
         run_blocking(&self.gate, &self.pool, |conn| {
             diesel::sql_query("SELECT 1").execute(conn).map(|_| ())
+        })
+        .await
+    }
+
+    /// Runs one use case with a single pooled connection serving all its port calls: the
+    /// future `work` builds from the [`PgSession`] is driven to completion on the blocking
+    /// pool, so a request costs one admission, one checkout and one thread hand-off instead
+    /// of one per statement (see `docs/performance.md`). The future must await only the
+    /// session's ports; the connection goes back to the pool when it completes.
+    ///
+    /// # Errors
+    /// "Unavailable" when no connection can be had within the pool's timeout.
+    pub async fn in_session<T, F, Fut>(&self, work: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(PgSession) -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+    {
+        with_pooled(&self.gate, &self.pool, move |conn| {
+            let session = PgSession {
+                conn: Arc::new(Mutex::new(conn)),
+            };
+            Ok(futures::executor::block_on(work(session)))
         })
         .await
     }
@@ -299,6 +330,81 @@ fn to_u32(value: i16) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
 
+// The three hot-path operations, each on a connection the caller holds: `PgStore` runs one
+// per checkout, `PgSession` all of a use case's on one.
+
+fn fetch_target(
+    conn: &mut TrackedConnection,
+    client: &ClientExtId,
+    user: &UserExtId,
+) -> Result<TargetLookup, PortError> {
+    let params = [client.as_str().to_owned(), user.as_str().to_owned()];
+    let row = conn
+        .run(|c| {
+            PreparedSql::new(TARGET_SQL, params)
+                .get_result::<TargetRow>(c)
+                .optional()
+        })
+        .map_err(port_error)?;
+    match row {
+        None => Ok(TargetLookup::ClientNotFound),
+        Some(row) => row.into_lookup(client, user),
+    }
+}
+
+fn write_challenge(
+    conn: &mut TrackedConnection,
+    credential: CredentialId,
+    expected: CardVersion,
+    challenge: PendingChallenge,
+) -> Result<StoreOutcome, PortError> {
+    let params = [
+        challenge.cell.get().to_string(),
+        challenge
+            .issued_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        credential.0.to_string(),
+        expected.0.to_string(),
+    ];
+    let updated = conn
+        .run(|c| PreparedSql::new(STORE_SQL, params).execute(c))
+        .map_err(port_error)?;
+    Ok(if updated == 1 {
+        StoreOutcome::Stored
+    } else {
+        StoreOutcome::Conflict
+    })
+}
+
+fn fetch_grants(
+    conn: &mut TrackedConnection,
+    caller: &Caller,
+    right: Right,
+) -> Result<CallerGrants, PortError> {
+    let params = [
+        caller.client.as_str().to_owned(),
+        caller.user.as_str().to_owned(),
+        right.as_str().to_owned(),
+    ];
+    let rows = conn
+        .run(|c| PreparedSql::new(GRANTS_SQL, params).load::<GrantRow>(c))
+        .map_err(port_error)?;
+    if rows.is_empty() {
+        return Ok(CallerGrants::UnknownCaller);
+    }
+    let grants = rows
+        .into_iter()
+        .filter_map(|row| {
+            let (all_clients, all_units) = (row.all_clients?, row.all_units?);
+            Some(Grant {
+                clients: room(all_clients, row.clients, ClientId),
+                units: room(all_units, row.units, UnitId),
+            })
+        })
+        .collect();
+    Ok(CallerGrants::Known(grants))
+}
+
 #[async_trait]
 impl ChallengeRepository for PgStore {
     async fn load_target(
@@ -306,17 +412,11 @@ impl ChallengeRepository for PgStore {
         client: &ClientExtId,
         user: &UserExtId,
     ) -> Result<TargetLookup, PortError> {
-        let (client_param, user_param) = (client.as_str().to_owned(), user.as_str().to_owned());
-        let row = run_blocking(&self.gate, &self.pool, move |conn| {
-            PreparedSql::new(TARGET_SQL, [client_param, user_param])
-                .get_result::<TargetRow>(conn)
-                .optional()
+        let (client, user) = (client.clone(), user.clone());
+        with_connection(&self.gate, &self.pool, move |conn| {
+            fetch_target(conn, &client, &user)
         })
-        .await?;
-        match row {
-            None => Ok(TargetLookup::ClientNotFound),
-            Some(row) => row.into_lookup(client, user),
-        }
+        .await
     }
 
     async fn store_challenge(
@@ -325,52 +425,81 @@ impl ChallengeRepository for PgStore {
         expected: CardVersion,
         challenge: PendingChallenge,
     ) -> Result<StoreOutcome, PortError> {
-        let params = [
-            challenge.cell.get().to_string(),
-            challenge
-                .issued_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            credential.0.to_string(),
-            expected.0.to_string(),
-        ];
-        let updated = run_blocking(&self.gate, &self.pool, move |conn| {
-            PreparedSql::new(STORE_SQL, params).execute(conn)
+        with_connection(&self.gate, &self.pool, move |conn| {
+            write_challenge(conn, credential, expected, challenge)
         })
-        .await?;
-        Ok(if updated == 1 {
-            StoreOutcome::Stored
-        } else {
-            StoreOutcome::Conflict
-        })
+        .await
     }
 }
 
 #[async_trait]
 impl PermissionChecker for PgStore {
     async fn grants(&self, caller: &Caller, right: Right) -> Result<CallerGrants, PortError> {
-        let (client, user) = (
-            caller.client.as_str().to_owned(),
-            caller.user.as_str().to_owned(),
-        );
-        let rows = run_blocking(&self.gate, &self.pool, move |conn| {
-            PreparedSql::new(GRANTS_SQL, [client, user, right.as_str().to_owned()])
-                .load::<GrantRow>(conn)
+        let caller = caller.clone();
+        with_connection(&self.gate, &self.pool, move |conn| {
+            fetch_grants(conn, &caller, right)
         })
-        .await?;
-        if rows.is_empty() {
-            return Ok(CallerGrants::UnknownCaller);
-        }
-        let grants = rows
-            .into_iter()
-            .filter_map(|row| {
-                let (all_clients, all_units) = (row.all_clients?, row.all_units?);
-                Some(Grant {
-                    clients: room(all_clients, row.clients, ClientId),
-                    units: room(all_units, row.units, UnitId),
-                })
-            })
-            .collect();
-        Ok(CallerGrants::Known(grants))
+        .await
+    }
+}
+
+/// The ports on one pooled connection, for the length of one use case (see
+/// [`PgStore::in_session`]). Each port call runs its statement at once on the calling thread,
+/// as its own implicit transaction, so the session holds no lock in the database between
+/// calls and the concurrency contract of `ChallengeRepository` holds as for [`PgStore`].
+#[derive(Clone)]
+pub struct PgSession {
+    conn: Arc<Mutex<Pooled>>,
+}
+
+impl std::fmt::Debug for PgSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSession").finish_non_exhaustive()
+    }
+}
+
+/// A session's connection was poisoned by a panic in an earlier call.
+#[derive(Debug, thiserror::Error)]
+#[error("session connection unusable after a panic")]
+struct PoisonedSession;
+
+impl PgSession {
+    fn run<T>(
+        &self,
+        work: impl FnOnce(&mut TrackedConnection) -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| PortError::failed(PoisonedSession))?;
+        work(&mut conn)
+    }
+}
+
+#[async_trait]
+impl ChallengeRepository for PgSession {
+    async fn load_target(
+        &self,
+        client: &ClientExtId,
+        user: &UserExtId,
+    ) -> Result<TargetLookup, PortError> {
+        self.run(|conn| fetch_target(conn, client, user))
+    }
+
+    async fn store_challenge(
+        &self,
+        credential: CredentialId,
+        expected: CardVersion,
+        challenge: PendingChallenge,
+    ) -> Result<StoreOutcome, PortError> {
+        self.run(|conn| write_challenge(conn, credential, expected, challenge))
+    }
+}
+
+#[async_trait]
+impl PermissionChecker for PgSession {
+    async fn grants(&self, caller: &Caller, right: Right) -> Result<CallerGrants, PortError> {
+        self.run(|conn| fetch_grants(conn, caller, right))
     }
 }
 

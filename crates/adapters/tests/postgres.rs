@@ -834,3 +834,112 @@ fn fuzzed_fixture_files_load_whole_or_not_at_all() {
     );
     assert!(refused.get() > 0 && loaded.get() > 0);
 }
+
+/// The production path: a whole use case on one pooled connection ([`PgStore::in_session`]).
+async fn in_session(
+    store: &PgStore,
+    caller_ext: &'static str,
+) -> Result<idm_otp_domain::ChallengeOutcome, idm_otp_domain::ChallengeError> {
+    store
+        .in_session(move |session| async move {
+            ChallengeService::new(session.clone(), session, SystemClock, SystemRandom)
+                .generate_challenge(&request(caller_ext))
+                .await
+        })
+        .await?
+}
+
+#[tokio::test]
+async fn a_session_runs_the_use_case_on_one_connection() {
+    let db = Db::migrated();
+    db.load(&example()).unwrap();
+    let store = db.store(PoolOptions {
+        max_size: 1,
+        min_idle: 1,
+        connection_timeout: Duration::from_millis(300),
+        ..PoolOptions::default()
+    });
+    // Inside the session the pool's only connection is lent out: every port call used it.
+    let pool = store.pool().clone();
+    let (outcome, idle_inside) = store
+        .in_session(move |session| async move {
+            let service =
+                ChallengeService::new(session.clone(), session, SystemClock, SystemRandom);
+            let outcome = service.generate_challenge(&request("admin-1")).await;
+            (outcome, pool.state().idle_connections)
+        })
+        .await
+        .unwrap();
+    let outcome = outcome.unwrap();
+    assert_eq!(idle_inside, 0);
+    assert_eq!(outcome.kind, OutcomeKind::Issued);
+    assert_eq!(
+        store.pool().state().idle_connections,
+        1,
+        "returned to the pool"
+    );
+    let again = in_session(&store, "admin-1").await.unwrap();
+    assert_eq!(again.kind, OutcomeKind::ReServed);
+    assert_eq!(again.challenge, outcome.challenge);
+    // Refusals come out of a session unchanged.
+    let err = in_session(&store, "nobody").await.unwrap_err();
+    assert_eq!(
+        err.category(),
+        ErrorCategory::Forbidden,
+        "exists, holds no right"
+    );
+    let err = in_session(&store, "no-such-user").await.unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::Unauthenticated);
+
+    // No connection to be had: "unavailable", as for one port call.
+    let held = store.pool().get().unwrap();
+    let err = in_session(&store, "admin-1").await.unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::Unavailable);
+    drop(held);
+    assert!(in_session(&store, "admin-1").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_sessions_agree_on_the_stored_challenge() {
+    let db = Db::migrated();
+    db.load(&example()).unwrap();
+    let store = db.store(PoolOptions {
+        max_size: 16,
+        ..PoolOptions::default()
+    });
+    for lifetime in [120, 0] {
+        db.exec(&format!(
+            "UPDATE clients SET challenge_lifetime_seconds = {lifetime}"
+        ));
+        db.exec("UPDATE otp_cards SET challenge_cell = NULL, challenge_issued_at = NULL");
+        let barrier = Arc::new(tokio::sync::Barrier::new(32));
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                in_session(&store, "admin-1").await
+            }));
+        }
+        let mut labels = std::collections::HashSet::new();
+        for task in tasks {
+            let outcome = task
+                .await
+                .unwrap()
+                .expect("no call may fail under contention");
+            labels.insert(outcome.challenge.unwrap());
+        }
+        if lifetime > 0 {
+            assert_eq!(labels.len(), 1, "overlapping calls disagreed: {labels:?}");
+            let TargetLookup::Found { credential, .. } = store
+                .load_target(&client(), &user("user-123"))
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            let stored = credential.unwrap().pending.unwrap().cell;
+            assert_eq!(labels.into_iter().next().unwrap().cell(), stored);
+        }
+    }
+}

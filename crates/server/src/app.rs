@@ -8,7 +8,6 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use idm_otp_adapters::{PgStore, build_pool};
-use idm_otp_domain::{ChallengeService, SystemClock, SystemRandom};
 use utoipa::OpenApi;
 
 use crate::auth::TokenVerifier;
@@ -66,7 +65,6 @@ impl Application {
         let metrics =
             Metrics::new().map_err(|e| StartupError::Other(format!("metrics registry: {e}")))?;
         let state = web::Data::new(AppState {
-            service: ChallengeService::new(store.clone(), store.clone(), SystemClock, SystemRandom),
             store,
             metrics,
             verifier,

@@ -8,8 +8,8 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use idm_otp_adapters::PgStore;
 use idm_otp_domain::{
-    ChallengeOutcome, ChallengeRequest, ChallengeService, ClientExtId, SystemClock, SystemRandom,
-    UserExtId,
+    ChallengeError, ChallengeOutcome, ChallengeRequest, ChallengeService, ClientExtId, SystemClock,
+    SystemRandom, UserExtId,
 };
 use serde::Serialize;
 use tracing::Instrument;
@@ -25,14 +25,9 @@ use crate::metrics::Metrics;
 pub const CHALLENGE_PATH: &str =
     "/nevisidm/api/auth/v1/{clientExtId}/users/{userExtId}/otp/challenge";
 
-/// The use case as wired in production.
-pub type Service = ChallengeService<PgStore, PgStore, SystemClock, SystemRandom>;
-
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    /// The use case.
-    pub service: Service,
     /// Token verification.
     pub verifier: TokenVerifier,
     /// `Retry-After` on 503.
@@ -41,7 +36,7 @@ pub struct AppState {
     pub max_body_bytes: u64,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,
-    /// The store, for the readiness check and pool metrics.
+    /// The store: each challenge runs in one of its sessions; also readiness and pool metrics.
     pub store: PgStore,
     /// Prometheus metrics.
     pub metrics: Metrics,
@@ -205,7 +200,7 @@ pub async fn generate_challenge(
         client,
         user,
     };
-    let outcome = state.service.generate_challenge(&request).await;
+    let outcome = run_use_case(&state.store, request.clone()).await;
     audit::record(&request_id, &request, &outcome);
     state
         .metrics
@@ -214,6 +209,21 @@ pub async fn generate_challenge(
         Ok(outcome) => Ok(HttpResponse::Ok().json(ChallengeResponse::from(&outcome))),
         Err(err) => Err(ApiError::Challenge(err, state.retry_after)),
     }
+}
+
+/// The use case on one pooled connection: one checkout and one thread hand-off for all its
+/// statements.
+async fn run_use_case(
+    store: &PgStore,
+    request: ChallengeRequest,
+) -> Result<ChallengeOutcome, ChallengeError> {
+    store
+        .in_session(move |session| async move {
+            ChallengeService::new(session.clone(), session, SystemClock, SystemRandom)
+                .generate_challenge(&request)
+                .await
+        })
+        .await?
 }
 
 /// The positions of `{clientExtId}` and `{userExtId}` among the route's `/`-separated segments.
