@@ -67,7 +67,8 @@ impl PgStore {
     /// future `work` builds from the [`PgSession`] is driven to completion on the blocking
     /// pool, so a request costs one admission, one checkout and one thread hand-off instead
     /// of one per statement (see `docs/performance.md`). The future must await only the
-    /// session's ports; the connection goes back to the pool when it completes.
+    /// session's ports and must not hand the session out: the connection goes back to the
+    /// pool when the last clone of the session is dropped.
     ///
     /// # Errors
     /// "Unavailable" when no connection can be had within the pool's timeout.
